@@ -1,0 +1,1 @@
+"""Comparison tables from benchmark records."""
