@@ -30,10 +30,15 @@ def marginal(
     structure: Structure,
     cpts: Sequence[np.ndarray],
     variables: Sequence[int],
-    max_intermediate: int = MAX_INTERMEDIATE_ENTRIES,
+    max_intermediate: int | None = None,
 ) -> np.ndarray:
-    """Exact joint marginal of ``variables`` (in the given order), shape ``(B, *cards)``."""
+    """Exact joint marginal of ``variables`` (in the given order), shape ``(B, *cards)``.
+
+    ``max_intermediate`` defaults to `MAX_INTERMEDIATE_ENTRIES`.
+    """
     variables = list(variables)
+    if max_intermediate is None:
+        max_intermediate = MAX_INTERMEDIATE_ENTRIES
     relevant = structure.ancestors(variables)
     num_episodes = np.asarray(cpts[relevant[0]]).shape[0]
 

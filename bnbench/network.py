@@ -71,6 +71,9 @@ class BayesianNetwork:
         self.cpts: tuple[np.ndarray, ...] = tuple(
             validate_table(structure, j, table) for j, table in enumerate(tables)
         )
+        # Loaded networks are cached and shared, so their tables must not change in place.
+        for table in self.cpts:
+            table.flags.writeable = False
 
     def __repr__(self) -> str:
         return f"BayesianNetwork({self.structure.name!r}, variables={self.structure.num_variables})"

@@ -39,7 +39,8 @@ def make_pyro_model(structure: Structure, cpts: Sequence[np.ndarray | torch.Tens
         raise ValueError(
             f"variable name {ROWS_PLATE!r} collides with the plate over rows; rename the variable"
         )
-    tables = [torch.as_tensor(np.asarray(t), dtype=dtype) for t in cpts]
+    # Copy: network tables are read-only numpy arrays, which torch cannot wrap safely.
+    tables = [t.to(dtype) if torch.is_tensor(t) else torch.tensor(np.array(t), dtype=dtype) for t in cpts]
 
     def model(data: torch.Tensor | None = None, num_rows: int = 1) -> torch.Tensor:
         if data is not None:

@@ -27,19 +27,23 @@ def read_bif(path: str | os.PathLike[str], name: str | None = None) -> BayesianN
     topologically, keeping the file's declaration order where the graph allows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BIFError(f"BIF file {str(path)!r} not found; give the path of an existing .bif or .bif.gz file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise BIFError(f"cannot read BIF file {str(path)!r}: {error}") from error
+    text = _read_text(path)
     return parse_bif(text, name=name or path.name.split(".")[0], source=str(path))
+
+
+def read_bif_tables(path: str | os.PathLike[str], name: str) -> tuple[Structure, dict[str, np.ndarray]]:
+    """Like `read_bif`, but return the structure and the tables as written in the file."""
+    return parse_bif_tables(_read_text(Path(path)), name=name, source=str(path))
 
 
 def parse_bif(text: str, name: str, source: str = "<string>") -> BayesianNetwork:
     """Parse BIF text into a `BayesianNetwork`; ``source`` names the text in error messages."""
+    structure, tables = parse_bif_tables(text, name, source)
+    return BayesianNetwork(structure, tables)
+
+
+def parse_bif_tables(text: str, name: str, source: str = "<string>") -> tuple[Structure, dict[str, np.ndarray]]:
+    """Parse BIF text into a structure and its tables as written (not yet validated or renormalized)."""
     from pgmpy.readwrite import BIFReader
 
     if "probability" not in text or "variable" not in text:
@@ -74,4 +78,15 @@ def parse_bif(text: str, name: str, source: str = "<string>") -> BayesianNetwork
                 "check the labels in its probability block against the variable declarations"
             )
         tables[variable] = values.T.reshape(*parent_cards, len(states[variable]))
-    return BayesianNetwork(structure, tables)
+    return structure, tables
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise BIFError(f"BIF file {str(path)!r} not found; give the path of an existing .bif or .bif.gz file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BIFError(f"cannot read BIF file {str(path)!r}: {error}") from error

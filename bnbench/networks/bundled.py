@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bnbench.network import BayesianNetwork
-from bnbench.networks.bif import read_bif
+from bnbench.networks.bif import read_bif_tables
 from bnbench.structure import Structure
 
 logger = logging.getLogger(__name__)
@@ -61,18 +61,20 @@ def load_bundled(name: str) -> BayesianNetwork:
             logger.warning("ignoring unreadable cache file %s (%s); parsing %s again", cached, error, source)
 
     logger.info("parsing %s (cached afterwards under %s)", source, cache_directory())
-    network = read_bif(source, name=name)
+    structure, tables = read_bif_tables(source, name=name)
+    network = BayesianNetwork(structure, tables)
     try:
-        _write_cache(cached, network)
+        _write_cache(cached, structure, [tables[v] for v in structure.variables])
     except OSError as error:
         logger.warning("cannot write cache file %s: %s", cached, error)
     return network
 
 
-def _write_cache(path: Path, network: BayesianNetwork) -> None:
-    s = network.structure
+def _write_cache(path: Path, structure: Structure, tables: list[np.ndarray]) -> None:
+    """Store the tables as parsed, so a cached load validates exactly the same numbers."""
+    s = structure
     header = {"variables": s.variables, "state_names": s.state_names, "parents": s.parents}
-    arrays = {f"cpt{j}": table for j, table in enumerate(network.cpts)}
+    arrays = {f"cpt{j}": table for j, table in enumerate(tables)}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(temporary, header=np.array(json.dumps(header)), **arrays)
