@@ -135,7 +135,7 @@ def _probability_metrics(estimator, episodes, truth, reference, synchronize) -> 
 
 
 def _context_coverage(episodes: EpisodeBatch, truth: Truth, reference: Reference) -> dict[str, float]:
-    """How much of the true network the context leaves unidentified (the same for every estimator)."""
+    """Measure how much of the true network the context leaves unidentified (the same for every estimator)."""
     unseen_mass, unseen_rows, reachable_rows = [], 0, 0
     for j, counts in enumerate(reference.counts):
         parent_weight = np.broadcast_to(truth.parent_marginal(j), counts.shape[:-1])

@@ -14,28 +14,28 @@ class EstimatorOutputError(ValueError):
     """Raised when an estimator returns arrays that break the contract."""
 
 
-def check_probabilities(name: str, what: str, array: object, shape: tuple[int, ...], allow_nan: bool = False) -> np.ndarray:
+def check_probabilities(name: str, description: str, array: object, shape: tuple[int, ...], allow_nan: bool = False) -> np.ndarray:
     """Check a probability array: the shape, no negative entries, rows summing to 1 (NaN rows only if allowed)."""
     values = np.asarray(array)
     if values.shape != shape:
-        raise EstimatorOutputError(f"estimator {name!r} returned {what} of shape {values.shape}; expected {shape}")
+        raise EstimatorOutputError(f"estimator {name!r} returned {description} of shape {values.shape}; expected {shape}")
     if not np.issubdtype(values.dtype, np.floating):
-        raise EstimatorOutputError(f"estimator {name!r} returned {what} of dtype {values.dtype}; expected floats")
+        raise EstimatorOutputError(f"estimator {name!r} returned {description} of dtype {values.dtype}; expected floats")
     values = values.astype(np.float64, copy=False)
     nan_rows = np.isnan(values).any(axis=-1)
     if nan_rows.any() and not allow_nan:
         raise EstimatorOutputError(
-            f"estimator {name!r} returned NaN in {what} ({int(nan_rows.sum())} rows); "
+            f"estimator {name!r} returned NaN in {description} ({int(nan_rows.sum())} rows); "
             "every row must be a probability vector"
         )
     finite = values[~nan_rows]
     if (finite < 0).any() or np.isinf(finite).any():
-        raise EstimatorOutputError(f"estimator {name!r} returned negative or infinite entries in {what}")
+        raise EstimatorOutputError(f"estimator {name!r} returned negative or infinite entries in {description}")
     sums = finite.sum(axis=-1)
     if sums.size and np.abs(sums - 1).max() > ROW_SUM_TOLERANCE:
         worst = float(sums[np.argmax(np.abs(sums - 1))])
         raise EstimatorOutputError(
-            f"estimator {name!r} returned {what} with a row summing to {worst:.9g}; rows must sum to 1 "
+            f"estimator {name!r} returned {description} with a row summing to {worst:.9g}; rows must sum to 1 "
             f"within {ROW_SUM_TOLERANCE}"
         )
     return values
