@@ -37,9 +37,19 @@ def _network_rows() -> list[dict[str, object]]:
         network = load_network(name)
         row = {"network": name, "source": "synthetic family" if name in FAMILIES else "bnlearn (pgmpy)"}
         row.update({k: v for k, v in network.structure.describe().items() if k != "network"})
+        row["exact scores"] = _exact_scores(network)
         row["joint enumerable"] = "yes" if network.structure.num_joint_states <= exact.MAX_JOINT_STATES else "no"
         rows.append(row)
     return rows
+
+
+def _exact_scores(network) -> str:
+    """Whether every family marginal is exactly computable within `exact.MAX_INTERMEDIATE_ENTRIES`."""
+    try:
+        exact.family_marginals(network.structure, network.batched_cpts)
+    except exact.IntractableError:
+        return "estimated"
+    return "yes"
 
 
 def _estimator_rows() -> list[dict[str, object]]:
