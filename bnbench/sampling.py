@@ -28,7 +28,8 @@ def ancestral_sample(
         Integer codes of shape ``(B, num_rows, M)``.
     """
     num_episodes = cpts[0].shape[0]
-    rows = np.zeros((num_episodes, num_rows, structure.num_variables), dtype=np.int64)
+    # One contiguous (B, R) block per variable, so that parent lookups read whole columns.
+    columns = np.zeros((structure.num_variables, num_episodes, num_rows), dtype=np.int64)  # (M, B, R)
     episode_offset = np.arange(num_episodes)[:, None]  # (B, 1)
 
     for j in range(structure.num_variables):
@@ -46,12 +47,24 @@ def ancestral_sample(
         cdf = np.cumsum(table, axis=-1)
         cdf /= cdf[:, -1:]
         cdf[:, -1] = 1.0
+        cdf_by_state = np.ascontiguousarray(cdf.T)  # (K, B * C)
 
-        configuration = structure.parent_configuration_index(rows, j)  # (B, R)
-        row_cdf = cdf[episode_offset * num_configurations + configuration]  # (B, R, K)
-        uniforms = rng.random((num_episodes, num_rows, 1))
-        rows[:, :, j] = (row_cdf <= uniforms).sum(axis=-1)
-    return rows
+        # Row of each draw in the (B * C, K) table: parent configuration in C order, plus the episode's block.
+        configuration = np.zeros((num_episodes, num_rows), dtype=np.int64)  # (B, R)
+        for p in structure.parents[j]:
+            configuration *= structure.cardinalities[p]
+            configuration += columns[p]
+        configuration += episode_offset * num_configurations
+
+        # The state is the number of CDF entries at or below the draw. The last entry is 1
+        # and never counts, so K - 1 lookups suffice and no (B, R, K) array is built.
+        uniforms = rng.random((num_episodes, num_rows))
+        state = columns[j]
+        for k in range(num_states - 1):
+            state += cdf_by_state[k][configuration] <= uniforms
+    # A (B, R, M) view of the column-major block: counting reads each variable's column
+    # contiguously, which makes fitting on sampled data about twice as fast.
+    return np.moveaxis(columns, 0, -1)  # (B, R, M)
 
 
 def gather_conditionals(structure: Structure, cpts: Sequence[np.ndarray], rows: np.ndarray, j: int) -> np.ndarray:

@@ -13,6 +13,8 @@ COMMANDS = {
     "run": "bnbench.cli.run",
     "list": "bnbench.cli.listing",
     "report": "bnbench.cli.report",
+    "train": "bnbench.cli.train",
+    "plot": "bnbench.cli.plot",
 }
 
 

@@ -1,8 +1,11 @@
-"""Aggregate harness records and render them as tables (github, latex, csv, or any tabulate format).
+"""Aggregate records and render them as tables (github, latex, csv, or any tabulate format).
 
-One row per (network, tables, N, estimator); metrics are means over seeds. A mean
-that includes an infinite value is infinite. Failed and skipped cells keep their
-row, with the reason in the last column.
+One row per (network, tables, N, estimator), sorted by network, tables and N, and
+by estimator within them. Metrics are means over every record of the row (seeds,
+and the fit, conditional and generate benchmarks of a pytest-benchmark case). A
+mean that includes an infinite value is infinite. A metric no record of the row
+has is an empty cell. Failed and skipped cells keep their row, with the reason in
+the last column.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,8 @@ from bnbench.harness.records import latest_per_cell
 
 @dataclass(frozen=True)
 class Column:
+    """A metric column: record key, header with its unit, scale from stored units, number format."""
+
     key: str
     header: str
     scale: float = 1.0
@@ -38,20 +43,27 @@ COLUMNS = (
     Column("generated_family_tv", "gen. family TV"),
     Column("generated_joint_tv", "gen. joint TV"),
     Column("fit_s", "fit (ms)", 1e3),
+    Column("fit_iqr_s", "fit IQR (ms)", 1e3),
     Column("conditional_s", "per cond. (us)", 1e6),
-    Column("generate_rows_per_s", "gen. (rows/s)", format=".3g"),
+    Column("conditional_iqr_s", "per cond. IQR (us)", 1e6),
+    Column("generate_s", "gen. call (ms)", 1e3),
+    Column("generate_iqr_s", "gen. call IQR (ms)", 1e3),
+    Column("generate_rows_per_s", "gen. (rows/s)"),
+    Column("time_s", "time (ms)", 1e3),
     Column("peak_memory_mb", "peak mem (MiB)"),
 )
+COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 KEY_HEADERS = ("network", "tables", "N", "estimator", "seeds ok")
 FORMATS = ("github", "latex", "csv")
 
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean of each metric over seeds, per (network, tables, N, estimator), in first-seen order."""
+    """Mean of each metric per (network, tables, N, estimator); peer benchmarks are left out."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in latest_per_cell(records):
-        key = (record.get("network"), record.get("tables"), record.get("context_size"), record.get("estimator"))
-        groups[key].append(record)
+        if record.get("library") is not None:
+            continue
+        groups[row_key(record)].append(record)
 
     rows = []
     for (network, tables, size, estimator), members in groups.items():
@@ -61,27 +73,82 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "tables": tables,
             "N": size,
             "estimator": estimator,
-            "seeds ok": f"{len(ok)}/{len(members)}",
+            "seeds ok": _seed_count(ok, members),
+            "schema": "/".join(sorted({str(r.get("schema")) for r in members if r.get("schema") is not None})),
+            "mark": _missing_mark(ok, members),
         }
+        units = measurement_units(ok)
         for column in COLUMNS:
-            values = [r["metrics"][column.key] for r in ok if isinstance(r.get("metrics"), dict) and column.key in r["metrics"]]
-            numbers = [float(v) for v in values if isinstance(v, (int, float))]
-            row[column.key] = sum(numbers) / len(numbers) if numbers else None
+            row[column.key] = mean_metric(units, column.key)
         row["note"] = _note(members)
         rows.append(row)
-    rows.sort(key=lambda r: (str(r["network"]), str(r["tables"]), r["N"] if isinstance(r["N"], int) else -1))
+    rows.sort(key=sort_key)
     return rows
 
 
+def row_key(record: dict[str, Any]) -> tuple:
+    return (record.get("network"), record.get("tables"), record.get("context_size"), record.get("estimator"))
+
+
+def sort_key(row: dict[str, Any]) -> tuple:
+    """Network, tables, N (rows without N first), then estimator; None sorts as empty text."""
+    size = row["N"]
+    return (str(row["network"] or ""), str(row["tables"] or ""), size if isinstance(size, int) else -1, str(row["estimator"] or ""))
+
+
+def measurement_units(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge the records of one measured case into one unit, so that each case counts once in means.
+
+    The fit, conditional and generate benchmarks of a pytest-benchmark case carry the
+    same fidelity figures. A harness record is its own unit, and benchmark records
+    group by file and ``case``.
+    """
+    units: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        case = record.get("case")
+        unit = (record.get("source_file"), case) if case is not None else id(record)
+        merged = units.setdefault(unit, {"metrics": {}})
+        merged["metrics"].update(_metrics(record))
+    return list(units.values())
+
+
+def mean_metric(records: Sequence[dict[str, Any]], key: str) -> float | None:
+    """Mean of a numeric metric over the records that have it, or None when none has it."""
+    numbers = []
+    for record in records:
+        metrics = record.get("metrics")
+        value = metrics.get(key) if isinstance(metrics, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers.append(float(value))
+    if not numbers:
+        return None
+    return sum(numbers) / len(numbers)
+
+
 def render(records: Iterable[dict[str, Any]], table_format: str = "github") -> str:
-    """Render aggregated records; ``table_format`` is ``github``, ``latex``, ``csv`` or a tabulate format."""
+    """Render aggregated records; ``table_format`` is ``github``, ``latex``, ``csv`` or a tabulate format.
+
+    Returns an empty string when no record belongs to the estimator table (for
+    example a file of peer benchmarks only).
+    """
     rows = aggregate(records)
+    if not rows:
+        return ""
     present = [c for c in COLUMNS if any(r[c.key] is not None for r in rows)]
     headers = [*KEY_HEADERS, *(c.header for c in present), "note"]
-    body = [
-        [*(r[h] for h in KEY_HEADERS), *(_cell(r[c.key], c, table_format) for c in present), r["note"] or ""]
-        for r in rows
-    ]
+    body = []
+    for row in rows:
+        keys = [_text(row[h]) for h in KEY_HEADERS]
+        values = [format_value(row[c.key], c, table_format, missing=row["mark"]) for c in present]
+        body.append([*keys, *values, row["note"] or ""])
+    if table_format == "csv":
+        headers.append("schema")
+        body = [[*line, row["schema"]] for line, row in zip(body, rows)]
+    return format_table(headers, body, table_format)
+
+
+def format_table(headers: Sequence[str], body: Sequence[Sequence[str]], table_format: str) -> str:
+    """Lay out already formatted cells; csv goes through the csv module, latex uses booktabs."""
     if table_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -90,12 +157,13 @@ def render(records: Iterable[dict[str, Any]], table_format: str = "github") -> s
         return buffer.getvalue()
     if table_format == "latex":
         table_format = "latex_booktabs"
-    return tabulate(body, headers=headers, tablefmt=table_format, disable_numparse=True)
+    return tabulate(body, headers=list(headers), tablefmt=table_format, disable_numparse=True)
 
 
-def _cell(value: float | None, column: Column, table_format: str) -> str:
+def format_value(value: float | None, column: Column, table_format: str, missing: str = "") -> str:
+    """Scale and format one metric; a missing value becomes ``missing`` (empty, ``failed`` or ``skipped``)."""
     if value is None:
-        return ""
+        return missing
     scaled = value * column.scale
     if math.isinf(scaled):
         return "inf" if scaled > 0 else "-inf"
@@ -104,6 +172,28 @@ def _cell(value: float | None, column: Column, table_format: str) -> str:
     if table_format == "csv":
         return repr(scaled)
     return format(scaled, column.format)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _missing_mark(ok: list[dict[str, Any]], members: list[dict[str, Any]]) -> str:
+    """Text for metric cells of a row where no record finished ok: its status; otherwise empty."""
+    if ok:
+        return ""
+    statuses = {str(r.get("status")) for r in members}
+    return "failed" if "failed" in statuses else "/".join(sorted(statuses))
+
+
+def _seed_count(ok: list[dict[str, Any]], members: list[dict[str, Any]]) -> str:
+    """Distinct seeds that finished ok over distinct seeds tried (records without a seed count once each)."""
+
+    def distinct(records: list[dict[str, Any]]) -> int:
+        seeds = {r.get("seed") for r in records if r.get("seed") is not None}
+        return len(seeds) + sum(r.get("seed") is None for r in records)
+
+    return f"{distinct(ok)}/{distinct(members)}"
 
 
 def _note(members: list[dict[str, Any]]) -> str:
@@ -115,6 +205,11 @@ def _note(members: list[dict[str, Any]]) -> str:
     if skipped:
         notes.append(f"skipped: {skipped[0].get('note')}")
     ok = [r for r in members if r.get("status") == "ok"]
-    if ok and not all(r.get("metrics", {}).get("exact", True) for r in ok):
+    if ok and not all(_metrics(r).get("exact", True) for r in ok):
         notes.append("estimated truth")
     return "; ".join(notes)
+
+
+def _metrics(record: dict[str, Any]) -> dict[str, Any]:
+    metrics = record.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
