@@ -64,28 +64,43 @@ class RowEncoding:
         return torch.repeat_interleave(torch.arange(self.num_variables), torch.tensor(self.cardinalities))
 
     def one_hot_values(self, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Concatenated one-hot blocks of integer rows ``(..., M)`` -> ``(..., values_width)``."""
-        blocks = [F.one_hot(rows[..., j], card) for j, card in enumerate(self.cardinalities)]
-        return torch.cat(blocks, dim=-1).to(dtype)
+        """Concatenated one-hot blocks of integer rows ``(..., M)`` -> ``(..., values_width)``.
+
+        Raises `ValueError` when a code is outside its variable's states.
+        """
+        cardinalities = torch.tensor(self.cardinalities, device=rows.device)
+        if ((rows < 0) | (rows >= cardinalities)).any():
+            raise ValueError(
+                f"rows contain state codes outside 0..card-1 for cardinalities {list(self.cardinalities)}; "
+                "pass each variable's integer code, below its cardinality"
+            )
+        # One scatter writes a 1 at offset_j + code_j for every variable j.
+        offsets = torch.tensor(self.offsets, device=rows.device)
+        values = torch.zeros((*rows.shape[:-1], self.values_width), dtype=dtype, device=rows.device)
+        return values.scatter_(-1, rows + offsets, 1.0)
 
     def encode(
         self, rows: torch.Tensor, target: int | torch.Tensor, query: bool, dtype: torch.dtype = torch.float32
     ) -> torch.Tensor:
-        """Tokens for rows ``(B, L, M)`` with target variable ``target`` (an int or a ``(B,)`` tensor).
+        """Tokens for rows ``(B, L, M)`` with target variable ``target``.
 
-        With ``query=True`` the target and later variables are masked and the query flag is set.
+        ``target`` is an int, a ``(B,)`` tensor (one target per episode) or a ``(B, L)``
+        tensor (one target per token). With ``query=True`` the target and later
+        variables are masked and the query flag is set.
         """
         num_episodes, length, _ = rows.shape
         values = self.one_hot_values(rows, dtype)  # (B, L, values_width)
         target = torch.as_tensor(target, dtype=torch.long, device=rows.device)
         if target.ndim == 0:
             target = target.expand(num_episodes)
+        if target.ndim == 1:
+            target = target[:, None].expand(num_episodes, length)  # (B, L)
 
         if query:
             # Keep only features of variables strictly before the target.
-            visible = self.variable_of_feature.to(rows.device)[None, :] < target[:, None]  # (B, values_width)
-            values = values * visible[:, None, :].to(dtype)
+            visible = self.variable_of_feature.to(rows.device) < target[..., None]  # (B, L, values_width)
+            values = values * visible.to(dtype)
 
-        indicator = F.one_hot(target, self.num_variables).to(dtype)[:, None, :].expand(num_episodes, length, -1)
+        indicator = F.one_hot(target, self.num_variables).to(dtype)  # (B, L, M)
         flag = torch.full((num_episodes, length, 1), 1.0 if query else 0.0, dtype=dtype, device=rows.device)
         return torch.cat([values, indicator, flag], dim=-1)
