@@ -50,7 +50,7 @@ def test_report_formats(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(output), "--format", "csv"]) == 0
     csv_text = capsys.readouterr().out
-    assert csv_text.splitlines()[0].startswith("network,tables,N,estimator")
+    assert csv_text.splitlines()[0].startswith("network,tables,task,N,estimator")
     assert main(["report", str(output), "--format", "latex"]) == 0
     assert "\\toprule" in capsys.readouterr().out
 

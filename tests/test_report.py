@@ -144,10 +144,10 @@ def test_render_units_and_missing_cells():
     records = [harness_record(kl=0.5, fit_s=0.001), harness_record(estimator="oracle", kl=0.0)]
     lines = render(records, "github").splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    assert header == ["network", "tables", "N", "estimator", "seeds ok", "KL (nats)", "fit (ms)", "note"]
-    cells = {line.split("|")[4].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
-    assert cells["mle"][5:] == ["0.5", "1", ""]  # 0.001 s shown in ms
-    assert cells["oracle"][5:] == ["0", "", ""]  # no fit time: an empty cell
+    assert header == ["network", "tables", "task", "N", "estimator", "seeds ok", "KL (nats)", "fit (ms)", "note"]
+    cells = {line.split("|")[5].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    assert cells["mle"][6:] == ["0.5", "1", ""]  # 0.001 s shown in ms
+    assert cells["oracle"][6:] == ["0", "", ""]  # no fit time: an empty cell
 
 
 def test_render_failed_row():
@@ -155,7 +155,7 @@ def test_render_failed_row():
     text = render(records, "csv")
     header, *rows = text.splitlines()
     failed = next(r for r in rows if ",mle," in r)
-    assert failed.startswith("asia,fixed,100,mle,0/1,failed,failed,")
+    assert failed.startswith("asia,fixed,generate,100,mle,0/1,failed,failed,")
     assert "1 failed: RuntimeError: boom" in failed
     assert header.endswith(",note,schema")
     assert failed.endswith(",1")
@@ -165,7 +165,7 @@ def test_render_skipped_row():
     skipped = {**harness_record(estimator="trained-transformer", status="skipped"), "note": "no checkpoint for asia"}
     text = render([skipped, harness_record(kl=0.1)], "csv")
     row = next(line for line in text.splitlines() if ",trained-transformer," in line)
-    assert row.startswith("asia,fixed,100,trained-transformer,0/1,skipped,")
+    assert row.startswith("asia,fixed,generate,100,trained-transformer,0/1,skipped,")
     assert "skipped: no checkpoint for asia" in row
 
 
@@ -248,20 +248,20 @@ def test_compare_two_runs(tmp_path):
     new = write_jsonl(tmp_path / "new.jsonl", [harness_record(fit_s=0.001, kl=0.4)])
     text = render_comparison(load_runs([old, new]), ["fit_s", "kl"], "csv")
     header, *rows = text.splitlines()
-    assert header == "network,tables,N,estimator,fit (ms) [old],fit (ms) [new],fit new/old,KL (nats) [old],KL (nats) [new],KL new/old"
+    assert header == "network,tables,task,N,estimator,fit (ms) [old],fit (ms) [new],fit new/old,KL (nats) [old],KL (nats) [new],KL new/old"
     mle = next(r for r in rows if ",mle," in r).split(",")
-    assert float(mle[4]) == pytest.approx(2.0)
-    assert float(mle[5]) == pytest.approx(1.0)
-    assert float(mle[6]) == pytest.approx(0.5)
+    assert float(mle[5]) == pytest.approx(2.0)
+    assert float(mle[6]) == pytest.approx(1.0)
+    assert float(mle[7]) == pytest.approx(0.5)
     oracle = next(r for r in rows if ",oracle," in r).split(",")
-    assert oracle[5] == ""  # the new run has no oracle row
-    assert oracle[6] == ""
+    assert oracle[6] == ""  # the new run has no oracle row
+    assert oracle[7] == ""
 
 
 def test_compare_three_runs_no_ratio(tmp_path):
     paths = [write_jsonl(tmp_path / f"r{i}.jsonl", [harness_record(fit_s=0.001 * (i + 1))]) for i in range(3)]
     header = render_comparison(load_runs(paths), ["fit_s"], "csv").splitlines()[0]
-    assert header == "network,tables,N,estimator,fit (ms) [r0],fit (ms) [r1],fit (ms) [r2]"
+    assert header == "network,tables,task,N,estimator,fit (ms) [r0],fit (ms) [r1],fit (ms) [r2]"
 
 
 def test_compare_unknown_metric(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bnbench.harness.grid import GridConfig
+from bnbench.harness.grid import TASKS, GridConfig
 from bnbench.harness.records import read_records
 from bnbench.harness.runner import run_grid
 from bnbench.report.tables import FORMATS, render
@@ -42,6 +42,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--table-prior", metavar="PRIOR",
                         help="draw fresh tables per episode from PRIOR ('dirichlet:1', 'uniform:0.1,0.9'); "
                              "default: the network's own tables")
+    parser.add_argument("--task", choices=TASKS, default=defaults.task,
+                        help="'generate': rows from scratch; 'evidence': the unobserved variables of rows given evidence "
+                             "on a random subset of variables, scored against the exact conditionals (default: %(default)s)")
     parser.add_argument("--no-memory", action="store_true", help="skip the second pass that measures peak memory")
     parser.add_argument("--output", "-o", type=Path, default=DEFAULT_OUTPUT,
                         help="JSON Lines file the records are appended to (default: %(default)s)")
@@ -61,6 +64,7 @@ def execute(args: argparse.Namespace) -> int:
         num_generated_rows=args.generated_rows,
         table_prior=args.table_prior,
         measure_memory=not args.no_memory,
+        task=args.task,
     )
     statuses = run_grid(config, args.output, progress=not args.no_progress)
 

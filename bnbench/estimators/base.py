@@ -10,6 +10,9 @@ fitted estimator answers, for every episode of the context it was fitted on:
   estimators only).
 * `generate(num_rows, rng)`: new rows ``(B, num_rows, M)``, drawn in topological
   order with ``rng`` as the only source of randomness.
+* `generate_given(rows, observed, rng)`: ``rows`` ``(B, Q, M)`` with the variables
+  where ``observed`` is False drawn from the estimated conditional given the observed
+  ones (any subset, not only a prefix); only estimators with ``supports_evidence``.
 
 Estimators that only generate rows set ``provides_probabilities = False`` and
 implement `generate` alone. Every array at this boundary is a numpy array; states
@@ -106,6 +109,22 @@ class Estimator(ABC):
             probabilities = self.conditionals(rows, j)  # (B, R, card)
             rows[:, :, j] = sample_categorical(probabilities, rng)
         return rows
+
+    def generate_given(self, rows: np.ndarray, observed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Fill the unobserved variables of each query row from P(unobserved | observed values of the row).
+
+        Args:
+            rows: ``(B, Q, M)`` integer codes; entries where ``observed`` is False are ignored.
+            observed: Boolean mask, ``(M,)`` for the same evidence variables in every row
+                or ``(B, Q, M)`` for a different set per row.
+            rng: The only source of randomness.
+
+        Returns:
+            ``(B, Q, M)`` codes, equal to ``rows`` where ``observed`` is True.
+        """
+        raise NotImplementedError(
+            f"estimator {self.name!r} cannot condition on arbitrary evidence (supports_evidence is False)"
+        )
 
     @property
     def fitted_context(self) -> Context:

@@ -28,6 +28,10 @@ _BUILTIN: dict[str, str] = {
     "oracle": "bnbench.estimators.oracle:Oracle",
     "mle": "bnbench.estimators.mle:CountMLE",
     "pgmpy-mle": "bnbench.estimators.pgmpy_peer:PgmpyMLE",
+    "pyro-posterior": "bnbench.estimators.pyro_posterior:PyroPosterior",
+    "pyro-enum": "bnbench.estimators.pyro_enum:PyroEnum",
+    "trained-transformer": "bnbench.estimators.trained_transformer:TrainedTransformer",
+    "exact-transformer": "bnbench.estimators.exact_transformer:ExactTransformer",
 }
 _REGISTERED: dict[str, type[Estimator]] = {}
 
@@ -131,6 +135,7 @@ def _load_class(path: str, name: str) -> type[Estimator]:
             f"estimator {name!r}: {path!r} is not an Estimator subclass; point to a class deriving from "
             "bnbench.estimators.Estimator"
         )
-    if not cls.name:
+    # A subclass of a built-in inherits its name ("mle"); give it the name it was loaded by.
+    if not vars(cls).get("name"):
         cls.name = name
     return cls

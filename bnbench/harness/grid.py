@@ -10,6 +10,10 @@ from bnbench.networks import load_network
 from bnbench.priors import parse_prior
 
 
+#: Tasks of a grid; the first is the default and is left out of cell ids.
+TASKS = ("generate", "evidence")
+
+
 class GridError(ValueError):
     """Raised when a grid setting is invalid; nothing has run yet."""
 
@@ -29,6 +33,8 @@ class GridConfig:
         table_prior: None for the network's own tables, or a prior spec
             (``dirichlet:1``) to draw fresh tables per episode.
         measure_memory: Run fit and generation a second time under memory tracing.
+        task: ``"generate"`` (rows from scratch) or ``"evidence"`` (the unobserved
+            variables of rows given evidence on any subset; see `bnbench.harness.evidence`).
     """
 
     networks: tuple[str, ...] = ("asia",)
@@ -40,6 +46,7 @@ class GridConfig:
     num_generated_rows: int = 1000
     table_prior: str | None = None
     measure_memory: bool = True
+    task: str = "generate"
 
     def resolved_estimators(self) -> tuple[str, ...]:
         return self.estimators or tuple(estimator_names())
@@ -64,6 +71,8 @@ class GridConfig:
         for name, value in (("num_test_rows", self.num_test_rows), ("num_generated_rows", self.num_generated_rows)):
             if value < 0:
                 raise GridError(f"{name} is {value}; use 0 or more")
+        if self.task not in TASKS:
+            raise GridError(f"unknown task {self.task!r}; valid tasks: {list(TASKS)}")
         if self.table_prior is not None:
             try:
                 parse_prior(self.table_prior)
@@ -108,12 +117,20 @@ class Cell:
         return self.config.table_prior or "fixed"
 
     @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
     def id(self) -> str:
-        """Everything that changes this cell's numbers, as one stable string."""
+        """Everything that changes this cell's numbers, as one stable string.
+
+        The task appears only when it is not the default, so ids of earlier records stay valid.
+        """
         c = self.config
+        task = "" if self.task == TASKS[0] else f"|task={self.task}"
         return (
             f"{self.network}|n={self.context_size}|{self.estimator}|seed={self.seed}|tables={self.tables}"
-            f"|episodes={c.num_episodes}|test={c.num_test_rows}|generated={c.num_generated_rows}"
+            f"|episodes={c.num_episodes}|test={c.num_test_rows}|generated={c.num_generated_rows}{task}"
         )
 
     @property

@@ -19,6 +19,7 @@ from bnbench.estimators.mle import estimate_tables
 from bnbench.estimators.registry import make_estimator, split_spec
 from bnbench.harness import environment
 from bnbench.harness.evaluate import EvaluationSettings, Reference, evaluate
+from bnbench.harness.evidence import evaluate_evidence
 from bnbench.harness.grid import Cell, GridConfig
 from bnbench.harness.records import SCHEMA_VERSION, append_record, finished_cells
 from bnbench.metrics.truth import Truth, compute_truth
@@ -98,9 +99,17 @@ def run_cell(cell: Cell, episodes: EpisodeBatch, truth: Truth, reference: Refere
     started = time.time()
     try:
         estimator = make_estimator(cell.estimator)
-        reason = type(estimator).unavailable_reason(episodes.structure)
+        reason = estimator.unavailable_reason(episodes.structure)
         if reason is not None:
             return _record(cell, "skipped", started, estimator=estimator, note=reason)
+        if cell.task == "evidence":
+            if not estimator.supports_evidence:
+                note = f"estimator {estimator.name!r} cannot condition on arbitrary evidence (supports_evidence is False)"
+                return _record(cell, "skipped", started, estimator=estimator, note=note)
+            # Without N in the seed, every context size is scored on the same evidence sets.
+            evidence_seed = derive_seed(cell.episode_seed, "evidence")
+            metrics = evaluate_evidence(estimator, episodes, cell.config.num_generated_rows, cell.config.measure_memory, evidence_seed)
+            return _record(cell, "ok", started, estimator=estimator, metrics=metrics)
         settings = EvaluationSettings(cell.config.num_generated_rows, cell.config.measure_memory)
         generation_seed = derive_seed(cell.episode_seed, cell.context_size, "generate")
         metrics = evaluate(estimator, episodes, truth, reference, settings, generation_seed)
@@ -132,6 +141,7 @@ def _record(
         "seed": cell.seed,
         "episode_seed": cell.episode_seed,
         "tables": cell.tables,
+        "task": cell.task,
         "num_episodes": config.num_episodes,
         "num_test_rows": config.num_test_rows,
         "num_generated_rows": config.num_generated_rows,

@@ -34,7 +34,7 @@ def render_comparison(runs: Sequence[Run], metrics: Sequence[str] = DEFAULT_METR
     present = [m for m in metrics if any(row[m] is not None for rows in aggregated.values() for row in rows.values())]
     with_ratio = len(runs) == 2
 
-    headers = [*KEY_HEADERS[:4]]
+    headers = [*KEY_HEADERS[:5]]
     for metric in present:
         header = COLUMNS_BY_KEY[metric].header
         headers += [f"{header} [{run.label}]" for run in runs]
@@ -82,7 +82,7 @@ def render_peer_comparison(runs: Sequence[Run], table_format: str = "github") ->
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return (row["network"], row["tables"], row["N"], row["estimator"])
+    return (row["network"], row["tables"], row["task"], row["N"], row["estimator"])
 
 
 def _union_in_order(row_maps) -> list[tuple]:

@@ -42,6 +42,10 @@ COLUMNS = (
     Column("mle_max_abs_diff", "max |q - MLE|"),
     Column("generated_family_tv", "gen. family TV"),
     Column("generated_joint_tv", "gen. joint TV"),
+    Column("evidence_marginal_tv", "evid. marginal TV"),
+    Column("evidence_marginal_tv_floor", "evid. marginal TV floor"),
+    Column("evidence_joint_tv", "evid. joint TV"),
+    Column("evidence_joint_tv_floor", "evid. joint TV floor"),
     Column("fit_s", "fit (ms)", 1e3),
     Column("fit_iqr_s", "fit IQR (ms)", 1e3),
     Column("conditional_s", "per cond. (us)", 1e6),
@@ -53,7 +57,7 @@ COLUMNS = (
     Column("peak_memory_mb", "peak mem (MiB)"),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
-KEY_HEADERS = ("network", "tables", "N", "estimator", "seeds ok")
+KEY_HEADERS = ("network", "tables", "task", "N", "estimator", "seeds ok")
 FORMATS = ("github", "latex", "csv")
 
 
@@ -66,11 +70,12 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         groups[row_key(record)].append(record)
 
     rows = []
-    for (network, tables, size, estimator), members in groups.items():
+    for (network, tables, task, size, estimator), members in groups.items():
         ok = [r for r in members if r.get("status") == "ok"]
         row: dict[str, Any] = {
             "network": network,
             "tables": tables,
+            "task": task,
             "N": size,
             "estimator": estimator,
             "seeds ok": _seed_count(ok, members),
@@ -87,13 +92,21 @@ def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def row_key(record: dict[str, Any]) -> tuple:
-    return (record.get("network"), record.get("tables"), record.get("context_size"), record.get("estimator"))
+    """(network, tables, task, N, estimator); a record without a task (older records, benchmarks) is ``generate``."""
+    task = record.get("task") or "generate"
+    return (record.get("network"), record.get("tables"), task, record.get("context_size"), record.get("estimator"))
 
 
 def sort_key(row: dict[str, Any]) -> tuple:
-    """Network, tables, N (rows without N first), then estimator; None sorts as empty text."""
+    """Network, tables, task, N (rows without N first), then estimator; None sorts as empty text."""
     size = row["N"]
-    return (str(row["network"] or ""), str(row["tables"] or ""), size if isinstance(size, int) else -1, str(row["estimator"] or ""))
+    return (
+        str(row["network"] or ""),
+        str(row["tables"] or ""),
+        str(row["task"] or ""),
+        size if isinstance(size, int) else -1,
+        str(row["estimator"] or ""),
+    )
 
 
 def measurement_units(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
