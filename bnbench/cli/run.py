@@ -50,10 +50,16 @@ def add_parser(subparsers) -> None:
                         help="JSON Lines file the records are appended to (default: %(default)s)")
     parser.add_argument("--format", choices=FORMATS, default="github", help="table format (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--torch-threads", type=int, default=1, metavar="T",
+                        help="CPU threads for torch (default: %(default)s). bnbench's models are small, and more "
+                             "threads mostly add synchronization, which is very slow when the cores are busy")
     parser.set_defaults(execute=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.torch_threads < 1:
+        raise ValueError(f"--torch-threads is {args.torch_threads}; use 1 or more")
+    _set_torch_threads(args.torch_threads)
     config = GridConfig(
         networks=tuple(args.networks or GridConfig().networks),
         context_sizes=tuple(args.context_sizes),
@@ -76,3 +82,9 @@ def execute(args: argparse.Namespace) -> int:
         f"{statuses['resumed']} already finished; records in {args.output}"
     )
     return 1 if statuses["failed"] else 0
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

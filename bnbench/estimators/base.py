@@ -6,6 +6,8 @@ fitted estimator answers, for every episode of the context it was fitted on:
 * `conditionals(rows, j)`: P(x_j | the values of ``rows`` before column j), shape
   ``(B, Q, card_j)``. Estimators with ``conditions_on = "parents"`` read only the
   parents of ``j``; ``"prefix"`` estimators may read every earlier column.
+* `all_conditionals(rows)`: `conditionals` of every variable at once, one array per
+  variable (the default calls `conditionals` M times).
 * `conditional_table(j)`: the full table ``(B, *parent_cards, card_j)`` (parents
   estimators only).
 * `generate(num_rows, rng)`: new rows ``(B, num_rows, M)``, drawn in topological
@@ -86,6 +88,14 @@ class Estimator(ABC):
         Columns at and after ``target`` are ignored.
         """
         raise NotImplementedError(f"estimator {self.name!r} generates rows only; it has no conditionals")
+
+    def all_conditionals(self, rows: np.ndarray) -> list[np.ndarray]:
+        """`conditionals` of every variable for the same rows: one ``(B, Q, card_j)`` array per variable.
+
+        The harness times this call. Override it when the conditionals of all variables
+        can be computed in one batched pass.
+        """
+        return [self.conditionals(rows, j) for j in range(self.fitted_context.structure.num_variables)]
 
     def conditional_table(self, target: int) -> np.ndarray:
         """The estimated table of ``target``, shape ``(B, *parent_cards, card)``.

@@ -11,7 +11,7 @@ import numpy as np
 
 from bnbench.episodes import EpisodeBatch
 from bnbench.estimators.base import Estimator
-from bnbench.harness.validation import check_probabilities, check_rows
+from bnbench.harness.validation import EstimatorOutputError, check_probabilities, check_rows
 from bnbench.metrics import fidelity, samples
 from bnbench.metrics.speed import peak_memory, timed
 from bnbench.metrics.truth import Truth
@@ -79,11 +79,13 @@ def _probability_metrics(estimator, episodes, truth, reference, synchronize) -> 
     metrics: dict[str, Any] = {}
 
     # Conditionals on the true test rows: held-out likelihood and time per conditional.
+    outputs, total_seconds = timed(lambda: estimator.all_conditionals(episodes.test), synchronize)
+    if len(outputs) != structure.num_variables:
+        raise EstimatorOutputError(
+            f"estimator {name!r} returned conditionals for {len(outputs)} variables; expected {structure.num_variables}"
+        )
     test_conditionals = []
-    total_seconds = 0.0
-    for j in range(structure.num_variables):
-        probabilities, seconds = timed(lambda: estimator.conditionals(episodes.test, j), synchronize)
-        total_seconds += seconds
+    for j, probabilities in enumerate(outputs):
         shape = (num_episodes, num_test, structure.cardinalities[j])
         test_conditionals.append(check_probabilities(name, f"conditionals of {structure.variables[j]!r}", probabilities, shape, allow_nan))
     if num_test:
@@ -156,8 +158,7 @@ def _peak_memory(estimator: Estimator, episodes: EpisodeBatch, settings: Evaluat
     def work() -> None:
         estimator.fit(context)
         if estimator.provides_probabilities:
-            for j in range(episodes.structure.num_variables):
-                estimator.conditionals(episodes.test, j)
+            estimator.all_conditionals(episodes.test)
         if settings.num_generated_rows > 0:
             estimator.generate(settings.num_generated_rows, np.random.default_rng(seed))
 

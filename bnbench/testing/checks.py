@@ -311,6 +311,23 @@ def check_table_matches_conditionals(case: EstimatorCase) -> None:
         )
 
 
+def check_all_conditionals(case: EstimatorCase) -> None:
+    """Check that `all_conditionals` returns, for every variable, what `conditionals` returns for it."""
+    case.require_probabilities()
+    structure = MIXED_NETWORK.structure
+    case.require(structure)
+    estimator = case.fitted(case.context(MIXED_NETWORK, 30, 2, seed=17))
+    queries = _query_rows(MIXED_NETWORK, 2, 16, seed=18)
+    together = estimator.all_conditionals(queries)
+    assert len(together) == structure.num_variables, (
+        f"{case.name}: all_conditionals returned {len(together)} arrays for {structure.num_variables} variables"
+    )
+    for j, probabilities in enumerate(together):
+        assert np.allclose(probabilities, estimator.conditionals(queries, j), atol=case.atol, rtol=0, equal_nan=True), (
+            f"{case.name}: all_conditionals and conditionals(rows, {j}) disagree"
+        )
+
+
 def check_generation_matches_conditionals(case: EstimatorCase) -> None:
     """Check that generated rows follow the estimator's own conditionals: joint TV at most ``generation_tolerance``."""
     case.require_probabilities()
@@ -356,6 +373,7 @@ CHECKS: dict[str, Callable[[EstimatorCase], None]] = {
     "hand_computed": check_hand_computed,
     "conditioning_set": check_conditioning_set,
     "table_matches_conditionals": check_table_matches_conditionals,
+    "all_conditionals": check_all_conditionals,
     "generation_matches_conditionals": check_generation_matches_conditionals,
     "convergence": check_convergence,
 }
