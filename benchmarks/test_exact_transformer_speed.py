@@ -13,7 +13,7 @@ Cases (one episode each, ids such as ``exact-transformer-alarm-n1000``):
 
 Torch runs on one thread, as numpy's count MLE does. Agreement with ``mle``
 (``mle_max_abs_diff``) is stored in ``extra_info``, computed outside the timed calls.
-Run ``pytest benchmarks/test_exact_transformer.py --benchmark-json=FILE``. With
+Run ``pytest benchmarks/test_exact_transformer_speed.py --benchmark-json=FILE``. With
 ``--benchmark-disable`` every case runs once.
 """
 
