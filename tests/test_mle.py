@@ -3,8 +3,9 @@ import pytest
 
 from bnbench.episodes import Context
 from bnbench.estimators import make_estimator
-from bnbench.estimators.mle import CountMLE, family_counts
+from bnbench.estimators.mle import CountMLE, all_family_counts, family_counts
 from bnbench.network import BayesianNetwork
+from bnbench.networks import load_network
 from bnbench.structure import Structure
 
 # A -> C <- B, all binary, with the three rows (A, B, C) = (0,0,1), (0,1,1), (1,0,0).
@@ -82,6 +83,17 @@ def test_family_counts_shape_and_total(collider):
     counts = family_counts(collider.structure, rows, 2)
     assert counts.shape == (2, 2, 2, 3)
     assert counts.sum(axis=(1, 2, 3)).tolist() == [40.0, 40.0]
+
+
+@pytest.mark.parametrize("max_bins", [1, 64, 2**14])
+def test_packed_family_counts_equal_one_by_one(max_bins):
+    # Mixed cardinalities and in-degrees; max_bins 1 counts family by family, larger values pack groups.
+    network = load_network("random:n=9,max_in_degree=3,card=2-4,seed=5")
+    structure = network.structure
+    rows = np.stack([network.sample(300, np.random.default_rng(seed)) for seed in range(3)])
+    packed = all_family_counts(structure, rows, max_bins)
+    for j in range(structure.num_variables):
+        assert np.array_equal(packed[j], family_counts(structure, rows, j)), structure.variables[j]
 
 
 def test_pgmpy_peer_agrees_exactly(collider):
