@@ -269,7 +269,9 @@ def test_broken_plugin_rows_in_report(isolated_registry, tmp_path):
     output = tmp_path / "r.jsonl"
     run_grid(tiny_grid("raises-in-fit", "mle"), output, progress=False)
     table = render(read_records(output), "csv")
-    rows = {line.split(",")[3]: line for line in table.splitlines()[1:]}
+    lines = table.splitlines()
+    column = lines[0].split(",").index("estimator")
+    rows = {line.split(",")[column]: line for line in lines[1:]}
     assert ",0/1,failed," in rows["raises-in-fit"]
     assert "RuntimeError: lost the context" in rows["raises-in-fit"]
     assert ",1/1," in rows["mle"]
