@@ -74,6 +74,15 @@ class Estimator(ABC):
             if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
         }
 
+    def provenance(self) -> dict[str, Any]:
+        """JSON-safe facts about where a fitted estimator's parameters come from; stored in each ok record.
+
+        The settings alone may not pin down the numbers: ``trained-transformer`` without a
+        ``checkpoint`` setting uses whichever shipped file fits, so it returns that file's
+        path and digest here. Most estimators have nothing to add and return ``{}``.
+        """
+        return {}
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_settings().items())
         return f"{type(self).__name__}({settings})"

@@ -109,11 +109,11 @@ def run_cell(cell: Cell, episodes: EpisodeBatch, truth: Truth, reference: Refere
             # Without N in the seed, every context size is scored on the same evidence sets.
             evidence_seed = derive_seed(cell.episode_seed, "evidence")
             metrics = evaluate_evidence(estimator, episodes, cell.config.num_generated_rows, cell.config.measure_memory, evidence_seed)
-            return _record(cell, "ok", started, estimator=estimator, metrics=metrics)
+            return _record(cell, "ok", started, estimator=estimator, metrics=metrics, provenance=estimator.provenance())
         settings = EvaluationSettings(cell.config.num_generated_rows, cell.config.measure_memory)
         generation_seed = derive_seed(cell.episode_seed, cell.context_size, "generate")
         metrics = evaluate(estimator, episodes, truth, reference, settings, generation_seed)
-        return _record(cell, "ok", started, estimator=estimator, metrics=metrics)
+        return _record(cell, "ok", started, estimator=estimator, metrics=metrics, provenance=estimator.provenance())
     except Exception as error:
         return _record(cell, "failed", started, error=error)
 
@@ -127,6 +127,7 @@ def _record(
     metrics: dict[str, Any] | None = None,
     error: BaseException | None = None,
     note: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     config = cell.config
     record: dict[str, Any] = {
@@ -138,6 +139,7 @@ def _record(
         "estimator": cell.estimator,
         "estimator_name": split_spec(cell.estimator)[0],
         "settings": estimator.get_settings() if estimator is not None else None,
+        "provenance": provenance or {},
         "seed": cell.seed,
         "episode_seed": cell.episode_seed,
         "tables": cell.tables,
