@@ -1,8 +1,8 @@
 """The trained transformer as an estimator: a checkpoint's model run on each episode's context.
 
 Without a ``checkpoint`` setting the estimator uses the shipped checkpoint whose network
-structure (variables, cardinalities, parents) matches the episodes; networks without
-one are skipped by the harness, with the reason in the record's note. With
+structure (variables, cardinalities, parents) matches the episodes. The harness skips
+networks without one and writes the reason in the record's note. With
 ``checkpoint=PATH`` it uses that file and raises `CheckpointMismatchError` when the
 file was trained for another network.
 """

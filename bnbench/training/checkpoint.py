@@ -14,8 +14,8 @@ so it loads with ``torch.load(weights_only=True)``. Its keys:
 * ``state_dict``: the weights.
 
 Compatibility with a network means the same variables in the same order, the same
-cardinalities and the same parent lists. State labels may differ (the model sees
-integer codes only); a difference is logged.
+cardinalities and the same parent lists. State labels may differ, because the model
+reads integer codes only, and a difference is logged.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def check_compatible(trained_for: Structure, structure: Structure, path: str | P
 
 
 def mismatch(trained_for: Structure, structure: Structure) -> str | None:
-    """The first difference that makes a checkpoint unusable for ``structure``, or None."""
+    """Return the first difference that makes a checkpoint unusable for ``structure``, or None."""
     if trained_for.variables != structure.variables:
         return f"variables {list(trained_for.variables)} versus {list(structure.variables)}"
     if trained_for.cardinalities != structure.cardinalities:
@@ -180,7 +180,7 @@ def mismatch(trained_for: Structure, structure: Structure) -> str | None:
 
 
 def shipped_directory() -> Path:
-    """The directory of the checkpoints shipped with bnbench (package data ``bnbench/checkpoints``)."""
+    """Return the directory of the checkpoints shipped with bnbench (package data ``bnbench/checkpoints``)."""
     return Path(str(resources.files("bnbench") / "checkpoints"))
 
 
@@ -190,7 +190,7 @@ def shipped_checkpoints() -> list[Path]:
 
 
 def find_checkpoint(structure: Structure, directory: str | Path | None = None) -> Path | None:
-    """The first checkpoint in ``directory`` (default: the shipped ones) whose structure fits, or None.
+    """Return the first checkpoint in ``directory`` (default: the shipped ones) whose structure fits, or None.
 
     Matching compares structures, not names, because a synthetic network's name
     carries its options.

@@ -80,7 +80,7 @@ class EpisodeSampler:
         return RowEncoding(self.structure.cardinalities)
 
     def sample_context_size(self, rng: np.random.Generator) -> int:
-        """A log-uniform integer in ``[min_context, max_context]``."""
+        """Draw a log-uniform integer in ``[min_context, max_context]``."""
         low, high = math.log(self.min_context), math.log(self.max_context + 1)
         return int(min(self.max_context, math.floor(math.exp(rng.uniform(low, high)))))
 

@@ -39,7 +39,7 @@ def evaluate_against_mle(
     seed: int,
     device: str | torch.device = "cpu",
 ) -> list[dict[str, Any]]:
-    """One dict of scores per context size (see the module docstring); the same seed draws the same tables at every size."""
+    """Score the model and the MLE at each context size, one dict per size (see the module docstring). The same seed draws the same tables at every size."""
     was_training = model.training
     model.eval()
     results = []
@@ -87,7 +87,7 @@ def evaluate_against_mle(
 
 
 def format_evaluation(results: Sequence[dict[str, Any]]) -> str:
-    """One line per context size: TV of the model and the MLE, their ratio and |model - MLE|."""
+    """Format one line per context size: TV of the model and the MLE, their ratio and |model - MLE|."""
     lines = []
     for r in results:
         lines.append(

@@ -9,7 +9,7 @@ Objectives (``TrainingConfig.objective``):
   It has the same expectation and minimizer as ``cross-entropy`` but lower variance,
   because it averages over the target value instead of sampling it.
 * ``l1-mle``: sum_k |q(k) - MLE(k)| against the in-context count MLE of the query's
-  parent configuration. The model is told the answer and learns to copy the MLE,
+  parent configuration. The MLE is the training target, so the model learns to copy it,
   including its uniform row for parent configurations absent from the context.
 """
 
@@ -83,7 +83,7 @@ def learning_rate_at(step: int, config: TrainingConfig) -> float:
 
 
 def compute_loss(logits: torch.Tensor, batch: TrainingBatch, objective: str) -> torch.Tensor:
-    """The training loss of ``logits`` ``(B, Q, P)`` (-inf outside the target block) for ``objective``."""
+    """Compute the training loss of ``logits`` ``(B, Q, P)`` (-inf outside the target block) for ``objective``."""
     if objective == "cross-entropy":
         return F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten())
     log_q = torch.log_softmax(logits, dim=-1)  # (B, Q, P)
