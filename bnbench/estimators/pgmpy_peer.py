@@ -68,9 +68,9 @@ class PgmpyMLE(TableEstimator):
         """Draw rows with pgmpy's forward sampler, seeded from ``rng``.
 
         pgmpy reseeds numpy's global generator, so its state is restored afterwards.
-        pgmpy also logs a warning for every sampled row whose float sum differs from 1 by
-        rounding (about 1e-16) and adjusts it, which it does for its own fitted tables
-        too. Those warnings are dropped; an error larger than 1e-3 still raises in pgmpy.
+        pgmpy also logs a warning whenever a table row it samples from sums to 1 only up
+        to rounding (about 1e-16), and adjusts that row. Its own fitted tables trigger this
+        too, so those warnings are dropped. An error larger than 1e-3 still raises in pgmpy.
         """
         from pgmpy.sampling import BayesianModelSampling
 
