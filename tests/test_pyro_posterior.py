@@ -17,6 +17,7 @@ from bnbench.episodes import Context
 from bnbench.estimators import make_estimator
 from bnbench.estimators.mle import estimate_tables, family_counts
 from bnbench.inference.posterior import (
+    ContextCounts,
     ContextData,
     InferenceSettings,
     TableGroups,
@@ -63,24 +64,26 @@ def test_groups_split_join_round_trip():
     assert sum(groups.sizes[k] * (k - 1) for k in groups.cardinalities) == structure.num_free_parameters
 
 
-def test_model_likelihood_equals_table_likelihood(pair):
-    """With tables fixed, the context sites score log P(rows), duplicates counted by their weights."""
+@pytest.mark.parametrize("observed", [ContextData, ContextCounts], ids=["rows", "counts"])
+def test_model_likelihood_equals_table_likelihood(pair, observed):
+    """With tables fixed, the context sites score log P(rows): duplicates by their weights, or counts times log tables."""
     structure = pair.structure
     rows = episodes_of(pair, 2, 30, seed=1)
     groups = TableGroups.from_structure(structure)
     tables = [np.stack([t, t[::-1] if t.ndim > 1 else t[::-1]]) for t in pair.cpts]  # (2, ...) different per episode
     fixed = {groups.site(k): torch.as_tensor(v) for k, v in groups.join(tables).items()}
     model = pyro.condition(make_dirichlet_model(structure, 1.0), data=fixed)
-    trace = pyro.poutine.trace(model).get_trace(2, ContextData.from_rows(groups, rows))
+    trace = pyro.poutine.trace(model).get_trace(2, observed.from_rows(groups, rows))
     trace.compute_log_prob()
     total = sum(trace.nodes[f"context_card{k}"]["log_prob_sum"] for k in groups.cardinalities)
     expected = sum(BayesianNetwork(structure, [t[b] for t in tables]).log_prob(rows[b]).sum() for b in range(2))
     assert float(total) == pytest.approx(expected, abs=1e-9)
 
 
-def test_nuts_matches_closed_form(pair):
+@pytest.mark.parametrize("likelihood", ["rows", "counts"])
+def test_nuts_matches_closed_form(pair, likelihood):
     rows = episodes_of(pair, 2, 20, seed=2)
-    settings = InferenceSettings(method="nuts", num_samples=300, warmup_steps=100, max_tree_depth=5)
+    settings = InferenceSettings(method="nuts", num_samples=300, warmup_steps=100, max_tree_depth=5, likelihood=likelihood)
     posterior = sample_posterior(pair.structure, rows, 1.0, settings, seed=0)
     means, sds = closed_form(pair.structure, rows, 1.0)
     for samples, mean, sd in zip(posterior.tables, means, sds):
@@ -92,9 +95,10 @@ def test_nuts_matches_closed_form(pair):
     assert posterior.diagnostics["divergences"] == 0
 
 
-def test_svi_matches_closed_form(pair):
+@pytest.mark.parametrize("likelihood", ["rows", "counts"])
+def test_svi_matches_closed_form(pair, likelihood):
     rows = episodes_of(pair, 2, 20, seed=3)
-    settings = InferenceSettings(method="svi", num_samples=4000, num_steps=1500, learning_rate=0.1)
+    settings = InferenceSettings(method="svi", num_samples=4000, num_steps=1500, learning_rate=0.1, likelihood=likelihood)
     posterior = sample_posterior(pair.structure, rows, 1.0, settings, seed=0)
     means, sds = closed_form(pair.structure, rows, 1.0)
     for samples, mean, sd in zip(posterior.tables, means, sds):
@@ -139,6 +143,8 @@ def test_bad_settings_rejected():
         InferenceSettings(num_samples=0)
     with pytest.raises(ValueError, match="alpha must be positive"):
         make_estimator("pyro-posterior", alpha=0)
+    with pytest.raises(ValueError, match=r"unknown likelihood 'rowz'; valid likelihoods: \['rows', 'counts'\]"):
+        make_estimator("pyro-posterior:likelihood=rowz")
 
 
 # The estimator.

@@ -49,6 +49,9 @@ class PyroPosterior(TableEstimator):
         num_steps: SVI optimization steps.
         learning_rate: Initial SVI Adam step size; it decays 100-fold over the run.
         num_particles: SVI samples per ELBO estimate (vectorized).
+        likelihood: ``"rows"`` observes the distinct context rows, at a cost per step that
+            grows with their number; ``"counts"`` observes the family counts through
+            ``pyro.factor``, the same posterior at a cost independent of N.
         max_nuts_parameters: The free-parameter limit of method ``"auto"`` and ``"nuts"``.
         seed: Seed of the posterior sampling in `fit`; generation draws from its ``rng``.
         fallback: Enumeration fallback for `generate_given` (see ``pyro-enum``).
@@ -74,6 +77,7 @@ class PyroPosterior(TableEstimator):
         num_steps: int = 1000,
         learning_rate: float = 0.1,
         num_particles: int = 4,
+        likelihood: str = "rows",
         max_nuts_parameters: int = MAX_NUTS_PARAMETERS,
         seed: int = 0,
         fallback: str = "elimination",
@@ -95,6 +99,7 @@ class PyroPosterior(TableEstimator):
         self.num_steps = int(num_steps)
         self.learning_rate = float(learning_rate)
         self.num_particles = int(num_particles)
+        self.likelihood = likelihood
         self.max_nuts_parameters = int(max_nuts_parameters)
         self.seed = int(seed)
         self.fallback = fallback
@@ -172,4 +177,5 @@ class PyroPosterior(TableEstimator):
             num_steps=self.num_steps,
             learning_rate=self.learning_rate,
             num_particles=self.num_particles,
+            likelihood=self.likelihood,
         )

@@ -14,6 +14,14 @@ whatever the network size, and no Python loop over rows. The U rows are the dist
 context rows of each episode, each scaled by its multiplicity (`ContextData`). `TableGroups` maps the
 group rows back to each variable's table.
 
+Likelihood (`InferenceSettings.likelihood`): ``"rows"`` (the default) observes the
+context rows as described above, at a cost per gradient step that grows with the number
+of distinct rows. ``"counts"`` observes the family counts instead, through one
+``pyro.factor`` site ``context_card{K}`` of shape ``(B, R_K)`` with value
+sum_k n(pa, k) log theta(pa, k) (`ContextCounts`). That sum equals the log-likelihood
+of the context rows, so the posterior is the same, and the cost per step no longer
+depends on N.
+
 Generation: with ``num_rows > 0`` the model also draws new rows ancestrally, one site
 per variable named after it, inside the plates ``episodes`` and ``rows``. Replaying
 posterior table samples through it with `pyro.infer.Predictive` gives the posterior
@@ -55,6 +63,7 @@ ROWS_PLATE = "rows"
 CONTEXT_PLATE = "context"
 METHODS = ("nuts", "svi")
 Method = Literal["nuts", "svi"]
+LIKELIHOODS = ("rows", "counts")
 
 
 @dataclass(frozen=True)
@@ -166,10 +175,30 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, weights
 
 
+@dataclass(frozen=True)
+class ContextCounts:
+    """Context summarized by its family counts, the sufficient statistics of the tables.
+
+    Attributes:
+        num_episodes: B.
+        counts: Per cardinality K, n(pa, k) for every row of the group's tables, ``(B, R_K, K)`` floats.
+    """
+
+    num_episodes: int
+    counts: dict[int, torch.Tensor]
+
+    @classmethod
+    def from_rows(cls, groups: TableGroups, rows: np.ndarray) -> ContextCounts:
+        from bnbench.estimators.mle import all_family_counts
+
+        grouped = groups.join(all_family_counts(groups.structure, rows))
+        return cls(num_episodes=rows.shape[0], counts={k: torch.as_tensor(v) for k, v in grouped.items()})
+
+
 def make_dirichlet_model(structure: Structure, alpha: float, dtype: torch.dtype = torch.float64):
     """Return ``model(num_episodes, context=None, num_rows=0)``; see the module docstring.
 
-    ``context`` is a `ContextData` to observe; ``num_rows`` new rows per episode are
+    ``context`` is a `ContextData` or `ContextCounts` to observe; ``num_rows`` new rows per episode are
     drawn when positive, and returned as a ``(B, num_rows, M)`` tensor (None otherwise).
     """
     if not alpha > 0:
@@ -178,14 +207,21 @@ def make_dirichlet_model(structure: Structure, alpha: float, dtype: torch.dtype 
     _check_names(structure, groups)
     concentration = {k: torch.full((k,), float(alpha), dtype=dtype) for k in groups.cardinalities}
 
-    def model(num_episodes: int, context: ContextData | None = None, num_rows: int = 0) -> torch.Tensor | None:
+    def model(num_episodes: int, context: ContextData | ContextCounts | None = None, num_rows: int = 0) -> torch.Tensor | None:
         with pyro.plate(EPISODES_PLATE, num_episodes, dim=-2):
+            # One plate object per group: the counts likelihood enters it a second time.
+            table_plates = {k: pyro.plate(f"table_rows_card{k}", groups.sizes[k], dim=-1) for k in groups.cardinalities}
             tables = {}
             for k in groups.cardinalities:
-                with pyro.plate(f"table_rows_card{k}", groups.sizes[k], dim=-1):
+                with table_plates[k]:
                     tables[k] = pyro.sample(groups.site(k), dist.Dirichlet(concentration[k]))  # (..., B, R_K, K)
 
-            if context is not None:
+            if isinstance(context, ContextCounts):
+                for k in groups.cardinalities:
+                    with table_plates[k]:
+                        # xlogy gives 0 for a count of 0, whatever the table entry.
+                        pyro.factor(f"context_card{k}", torch.xlogy(context.counts[k], tables[k]).sum(-1))  # (..., B, R_K)
+            elif context is not None:
                 # Padding rows have weight 0: Pyro rejects a zero scale, so they are masked out instead.
                 with (
                     pyro.plate(CONTEXT_PLATE, context.num_rows, dim=-1),
@@ -232,7 +268,7 @@ def dirichlet_guide(structure: Structure, alpha: float, num_episodes: int, dtype
     """
     groups = TableGroups.from_structure(structure)
 
-    def guide(num_episodes_: int, context: ContextData | None = None, num_rows: int = 0) -> None:
+    def guide(num_episodes_: int, context: ContextData | ContextCounts | None = None, num_rows: int = 0) -> None:
         with pyro.plate(EPISODES_PLATE, num_episodes, dim=-2):
             for k in groups.cardinalities:
                 start = torch.full((num_episodes, groups.sizes[k], k), math.log(alpha), dtype=dtype)
@@ -254,10 +290,13 @@ class InferenceSettings:
     num_steps: int = 1000
     learning_rate: float = 0.1
     num_particles: int = 4
+    likelihood: str = "rows"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown inference method {self.method!r}; valid methods: {list(METHODS)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; valid likelihoods: {list(LIKELIHOODS)}")
         for name in ("num_samples", "max_tree_depth", "num_steps", "num_particles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}; use 1 or more")
@@ -301,7 +340,7 @@ def sample_posterior(
     """Draw ``settings.num_samples`` posterior samples of the tables given context ``rows`` ``(B, N, M)``."""
     groups = TableGroups.from_structure(structure)
     model = make_dirichlet_model(structure, alpha)
-    context = ContextData.from_rows(groups, rows)
+    context = (ContextCounts if settings.likelihood == "counts" else ContextData).from_rows(groups, rows)
     num_episodes = rows.shape[0]
 
     # Validation re-checks every Dirichlet value and observation on each gradient step; the
@@ -342,7 +381,7 @@ def posterior_predictive(
     return rows[:, :num_rows].numpy().astype(np.int64)
 
 
-def _run_nuts(model, num_episodes: int, context: ContextData, settings: InferenceSettings):
+def _run_nuts(model, num_episodes: int, context: ContextData | ContextCounts, settings: InferenceSettings):
     from pyro.infer import MCMC, NUTS
 
     kernel = NUTS(model, max_tree_depth=settings.max_tree_depth)
@@ -353,7 +392,9 @@ def _run_nuts(model, num_episodes: int, context: ContextData, settings: Inferenc
     return mcmc.get_samples(), {"step_size": float(kernel.step_size), "divergences": divergences}
 
 
-def _run_svi(structure: Structure, model, alpha: float, num_episodes: int, context: ContextData, settings: InferenceSettings):
+def _run_svi(
+    structure: Structure, model, alpha: float, num_episodes: int, context: ContextData | ContextCounts, settings: InferenceSettings
+):
     from pyro.infer import SVI, TraceMeanField_ELBO
 
     guide = dirichlet_guide(structure, alpha, num_episodes)
