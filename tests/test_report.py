@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,15 @@ def test_render_skipped_row():
     row = next(line for line in text.splitlines() if ",trained-transformer," in line)
     assert row.startswith("asia,fixed,generate,100,trained-transformer,0/1,skipped,")
     assert "skipped: no checkpoint for asia" in row
+
+
+def test_render_github_escapes_pipes():
+    # Skip notes and errors can quote cell ids, which contain "|"; unescaped, each adds a Markdown column.
+    skipped = {**harness_record(estimator="trained-transformer", status="skipped"), "note": "cell asia|n=100 has no checkpoint"}
+    lines = render([skipped, harness_record(kl=0.1)], "github").splitlines()
+    columns = [len(re.findall(r"(?<!\\)\|", line)) for line in lines]
+    assert len(set(columns)) == 1, columns
+    assert "cell asia\\|n=100 has no checkpoint" in lines[-1] + lines[-2]
 
 
 def test_render_latex_booktabs():

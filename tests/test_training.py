@@ -387,7 +387,7 @@ def test_summary_pairs_model_with_mle():
     assert row["model TV"] == pytest.approx(0.05)
     assert row["MLE TV"] == pytest.approx(0.05)
     assert row["ratio"] == pytest.approx(1.0)
-    assert row["mean |model - MLE|"] == pytest.approx(0.02)
+    assert row["mean abs(model - MLE)"] == pytest.approx(0.02)
     assert "| general" in render_summary(rows)
 
     records.append(record("oracle", 0, 0.0))

@@ -39,7 +39,7 @@ COLUMNS = (
     Column("tv", "cond. TV"),
     Column("heldout_ll", "held-out LL (nats/row)", format=".4g"),
     Column("heldout_ll_smoothed", "held-out LL smoothed (nats/row)", format=".4g"),
-    Column("mle_max_abs_diff", "max |q - MLE|"),
+    Column("mle_max_abs_diff", "max abs(q - MLE)"),
     Column("generated_family_tv", "gen. family TV"),
     Column("generated_joint_tv", "gen. joint TV"),
     Column("evidence_marginal_tv", "evid. marginal TV"),
@@ -160,6 +160,10 @@ def render(records: Iterable[dict[str, Any]], table_format: str = "github") -> s
     return format_table(headers, body, table_format)
 
 
+#: tabulate formats whose output is a Markdown table.
+MARKDOWN_FORMATS = ("github", "pipe")
+
+
 def format_table(headers: Sequence[str], body: Sequence[Sequence[str]], table_format: str) -> str:
     """Lay out already formatted cells; csv goes through the csv module, latex uses booktabs."""
     if table_format == "csv":
@@ -170,7 +174,15 @@ def format_table(headers: Sequence[str], body: Sequence[Sequence[str]], table_fo
         return buffer.getvalue()
     if table_format == "latex":
         table_format = "latex_booktabs"
+    if table_format in MARKDOWN_FORMATS:
+        # tabulate leaves "|" as is, and in Markdown it would end the cell (cell ids and errors contain it).
+        headers = [_escape_pipes(h) for h in headers]
+        body = [[_escape_pipes(cell) for cell in line] for line in body]
     return tabulate(body, headers=list(headers), tablefmt=table_format, disable_numparse=True)
+
+
+def _escape_pipes(cell: Any) -> Any:
+    return cell.replace("|", "\\|") if isinstance(cell, str) else cell
 
 
 def format_value(value: float | None, column: Column, table_format: str, missing: str = "") -> str:

@@ -25,7 +25,7 @@ from tabulate import tabulate
 
 from bnbench.harness.records import latest_per_cell, read_records
 
-HEADERS = ("network", "tables", "N", "seeds", "model TV", "MLE TV", "ratio", "mean |model - MLE|")
+HEADERS = ("network", "tables", "N", "seeds", "model TV", "MLE TV", "ratio", "mean abs(model - MLE)")
 
 
 def summarize(
@@ -69,7 +69,7 @@ def summarize(
                 "model TV": model_tv,
                 "MLE TV": reference_tv,
                 "ratio": model_tv / reference_tv if reference_tv > 0 else float("nan"),
-                "mean |model - MLE|": _mean(estimators[model][s].get("mle_mean_abs_diff", float("nan")) for s in seeds),
+                "mean abs(model - MLE)": _mean(estimators[model][s].get("mle_mean_abs_diff", float("nan")) for s in seeds),
                 **extra,
             }
         )
